@@ -1,0 +1,3 @@
+from .revbifpn import RevBiFPN
+
+__all__ = ['RevBiFPN']

@@ -1,0 +1,22 @@
+"""Gradient checkpointing that updates BatchNorm statistics once per step."""
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..reversible import frozen_norm_stats
+
+
+def checkpointed(module: nn.Module, x: Tensor, enabled: bool = True) -> Tensor:
+    """``module(x)``, checkpointed when ``enabled`` and a gradient is needed.
+
+    The recomputation in backward runs with BatchNorm statistics frozen, so running
+    statistics see one update per training step as without checkpointing.
+    """
+    if not (enabled and torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in module.parameters()))):
+        return module(x)
+    return checkpoint(
+        module, x, use_reentrant=False,
+        context_fn=lambda: (nullcontext(), frozen_norm_stats(module.modules())))

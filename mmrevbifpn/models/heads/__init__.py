@@ -1,0 +1,3 @@
+from .revbifpn_head import RevBiFPNClsHead
+
+__all__ = ['RevBiFPNClsHead']

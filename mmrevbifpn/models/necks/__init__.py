@@ -1,0 +1,3 @@
+from .mbconv_neck import MBConvNeck
+
+__all__ = ['MBConvNeck']

@@ -1,0 +1,17 @@
+"""Reversible machinery: couplings, RevBlock, RevSilo, the invertible stem and the
+autograd Function that back-propagates by inversion. Pure PyTorch."""
+from .base import GradSink, ReversibleModule
+from .blocks import RevBlock, StreamBlocks
+from .coupling import AdditiveCoupling
+from .function import ReversibleFunction, reversible_forward, saved_bytes
+from .replay import Replay
+from .silo import RevSilo
+from .state import AutocastState, RNGState, frozen_norm_stats, is_stochastic
+from .stem import SpaceToDepthStem, depth_to_space, space_to_depth
+
+__all__ = [
+    'AdditiveCoupling', 'AutocastState', 'GradSink', 'RNGState', 'Replay',
+    'RevBlock', 'RevSilo', 'ReversibleFunction', 'ReversibleModule',
+    'SpaceToDepthStem', 'StreamBlocks', 'depth_to_space', 'frozen_norm_stats',
+    'is_stochastic', 'reversible_forward', 'saved_bytes', 'space_to_depth'
+]
