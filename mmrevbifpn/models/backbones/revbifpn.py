@@ -12,7 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...registry import MODELS
 from ...reversible import (RevBlock, RevSilo, ReversibleModule,
-                           SpaceToDepthStem, StreamBlocks, frozen_norm_stats,
+                           SpaceToDepthStem, StreamBlocks, frozen_norm_stats, is_stochastic,
                            reversible_forward)
 from ..layers import MBConv, UpsampledMBConv
 
@@ -274,10 +274,21 @@ class RevBiFPN(BaseModule):
         return [ops[:4]] + [ops[k:k + 3] for k in range(4, len(ops), 3)]
 
     def inverse(self, feats: Sequence[Tensor]) -> Tensor:
-        """Reconstruct the input image from the full output pyramid (all 4 levels)."""
+        """Reconstruct the input image from the full output pyramid (all 4 levels).
+
+        The model must be in the mode of the forward that produced ``feats``. A
+        training-mode forward with stochastic depth drew random masks that only the
+        backward pass replays, so it cannot be inverted here: use ``eval()`` outputs
+        or ``drop_path_rate=0``.
+        """
         if len(feats) != NUM_STREAMS:
             raise ValueError(f'inverse needs all {NUM_STREAMS} pyramid levels '
                              '(build with out_indices=(0, 1, 2, 3))')
+        if any(is_stochastic(layer) for layer in self.layers):
+            raise ValueError(
+                'RevBiFPN.inverse cannot replay the stochastic-depth masks of a '
+                'training-mode forward; invert outputs of model.eval(), or build '
+                'with drop_path_rate=0.')
         xs = list(feats)
         with torch.no_grad():
             for op in reversed(self.ops):

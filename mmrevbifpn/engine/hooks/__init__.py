@@ -1,0 +1,3 @@
+from .reconstruction_check_hook import ReconstructionCheckHook
+
+__all__ = ['ReconstructionCheckHook']
