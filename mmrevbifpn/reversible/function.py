@@ -29,6 +29,7 @@ class _RunInfo:
         self.params = list(params)
         self.recompute_updates_norm = recompute_updates_norm
         self.replay = Replay(device_type)
+        self.param_versions = [p._version for p in self.params]
         # Backward work stops at the first op (from the input side) after which
         # nothing needs a gradient: frozen early stages cost no recomputation.
         self.first_trainable_op = next(
@@ -67,6 +68,14 @@ class ReversibleFunction(torch.autograd.Function):
                 'from these outputs, so they must stay unchanged: clone them first '
                 '(e.g. `feats = [f.clone() for f in feats]`) or use out-of-place ops.'
             ) from e
+        changed = [i for i, (p, v) in enumerate(zip(info.params, info.param_versions))
+                   if p._version != v]
+        if changed:
+            raise RuntimeError(
+                f'{len(changed)} parameter(s) of the reversible RevBiFPN backbone were '
+                'modified in place between forward and backward (e.g. an optimizer step '
+                'before backward). Recomputation needs the forward-time weights: call '
+                'backward before updating them.')
         if info.replay.replaying:
             raise RuntimeError(
                 'backward through the same reversible forward twice is not supported '

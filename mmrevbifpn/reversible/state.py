@@ -85,20 +85,23 @@ def is_stochastic(module: nn.Module) -> bool:
 
 @contextmanager
 def frozen_norm_stats(modules: Iterator[nn.Module]) -> Iterator[None]:
-    """Stop BatchNorm layers in training mode from updating running statistics.
+    """Undo any running-statistics update BatchNorm makes inside the body.
 
     Recomputation must normalise with the batch statistics (exactly as the forward did)
     but must not update ``running_mean``/``running_var``/``num_batches_tracked`` a second
-    time. With ``track_running_stats`` off, a training-mode BatchNorm uses batch
-    statistics and leaves its buffers untouched.
+    time. The layers run unchanged (same autograd graph, which non-reentrant
+    checkpointing verifies) and their buffers are restored afterwards.
     """
-    toggled = []
+    saved = []
     for m in modules:
         if isinstance(m, _BatchNorm) and m.training and m.track_running_stats:
-            m.track_running_stats = False
-            toggled.append(m)
+            saved.append((m, m.running_mean.clone(), m.running_var.clone(),
+                          m.num_batches_tracked.clone()))
     try:
         yield
     finally:
-        for m in toggled:
-            m.track_running_stats = True
+        with torch.no_grad():
+            for m, mean, var, count in saved:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)

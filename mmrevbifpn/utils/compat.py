@@ -15,6 +15,11 @@ Applied by ``tools/train.py`` and ``tools/test.py`` (and usable from any script)
    setuptools deprecates (and removes in setuptools >= 82). :func:`patch_package_utils`
    silences the deprecation warning and, when ``pkg_resources`` is missing, replaces
    mmengine's ``is_installed`` / ``get_installed_path`` with ``importlib`` versions.
+3. ``--launcher pytorch`` on a machine without CUDA: mmengine calls
+   ``torch.cuda.set_device(LOCAL_RANK)`` and builds DDP with
+   ``device_ids=[LOCAL_RANK]``, both of which fail for CPU processes.
+   :func:`allow_cpu_distributed` skips the former and drops the latter for CPU
+   models, and uses backend gloo instead of nccl (only when CUDA is unavailable).
 """
 import collections
 import importlib.metadata
@@ -23,8 +28,8 @@ import os.path as osp
 import warnings
 from typing import List
 
-__all__ = ['apply', 'allow_mmengine_checkpoints', 'mmengine_checkpoint_globals',
-           'patch_package_utils']
+__all__ = ['apply', 'allow_cpu_distributed', 'allow_mmengine_checkpoints',
+           'mmengine_checkpoint_globals', 'patch_package_utils']
 
 _applied = False
 
@@ -125,6 +130,48 @@ def patch_package_utils() -> None:
             mod.get_installed_path = _get_installed_path
 
 
+def allow_cpu_distributed() -> None:
+    """Let mmengine's ``pytorch`` launcher run CPU processes (backend gloo), e.g.
+    ``bash tools/dist_train.sh CONFIG 2`` on a machine without GPUs. Does nothing
+    when CUDA is available."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    import mmengine.dist.utils as dist_utils
+    from mmengine.device import (is_mlu_available, is_musa_available,
+                                 is_npu_available)
+    from mmengine.logging import print_log
+    from mmengine.model.wrappers import MMDistributedDataParallel
+
+    init_dist_pytorch = dist_utils._init_dist_pytorch
+    if getattr(init_dist_pytorch, '_mmrevbifpn_cpu', False):
+        return
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if is_mlu_available() or is_npu_available() or is_musa_available():
+            return init_dist_pytorch(backend, init_backend=init_backend, **kwargs)
+        if backend == 'nccl':
+            print_log('CUDA is not available: using the gloo backend instead of nccl',
+                      logger='current')
+            backend = 'gloo'
+        if init_backend != 'torch':
+            raise ValueError(f'init_backend={init_backend!r} needs CUDA')
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch._mmrevbifpn_cpu = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+    ddp_init = MMDistributedDataParallel.__init__
+
+    def __init__(self, module, detect_anomalous_params=False, **kwargs):
+        if all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs.pop('device_ids', None)  # DDP of a CPU module takes none
+            kwargs.pop('output_device', None)
+        ddp_init(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = __init__
+
+
 def apply() -> None:
     """Apply all fixes (idempotent)."""
     global _applied
@@ -132,4 +179,5 @@ def apply() -> None:
         return
     patch_package_utils()
     allow_mmengine_checkpoints()
+    allow_cpu_distributed()
     _applied = True

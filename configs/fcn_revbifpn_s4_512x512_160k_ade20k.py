@@ -1,0 +1,27 @@
+# FCN with a RevBiFPN-S4 backbone (+ MBConv neck) on ADE20K
+# (data/ade/ADEChallengeData2016): 512x512 crops, 160k iterations, 4 GPUs x 4 images,
+# as mmseg's configs/hrnet/fcn_hr18_4xb4-160k_ade20k-512x512.py.
+# Initialised from the ImageNet classifier (configs/revbifpn_s4_8xb64_in1k.py): make
+# `checkpoint_file` with tools/model_converters/extract_backbone.py (a trained checkpoint)
+# or tools/model_converters/revbifpn_to_mmrevbifpn.py (the authors' release).
+_base_ = [
+    './_base_/revbifpn_seg_fcn.py', 'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
+]
+checkpoint_file = 'checkpoints/revbifpn_s4_in1k.pth'
+neck_channels = [192, 256, 512, 1280]
+crop_size = (512, 512)
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        arch='s4',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file, prefix='backbone.')),
+    neck=dict(
+        arch='s4',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file, prefix='neck.')),
+    decode_head=dict(
+        in_channels=neck_channels,
+        channels=sum(neck_channels),
+        num_classes=150,
+    ))
