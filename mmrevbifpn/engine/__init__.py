@@ -1,6 +1,6 @@
-"""MMEngine integration: the opt-in reconstruction (drift) check."""
-from .hooks import ReconstructionCheckHook
+"""MMEngine integration: the opt-in reconstruction (drift) check and exact resume."""
+from .hooks import ReconstructionCheckHook, RNGStateHook
 from .reconstruction import ReconstructionError, reconstruct_input, reconstruction_error
 
-__all__ = ['ReconstructionCheckHook', 'ReconstructionError', 'reconstruct_input',
-           'reconstruction_error']
+__all__ = ['RNGStateHook', 'ReconstructionCheckHook', 'ReconstructionError',
+           'reconstruct_input', 'reconstruction_error']

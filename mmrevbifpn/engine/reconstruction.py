@@ -75,6 +75,9 @@ def reconstruction_error(model: OpsLike, x: Tensor) -> ReconstructionError:
     """Error of :func:`reconstruct_input` against ``x`` (see :class:`ReconstructionError`)."""
     rec = reconstruct_input(model, x).float()
     ref = x.detach().float()
+    if rec.shape != ref.shape:
+        raise ValueError(f'the network reconstructs a {tuple(rec.shape)} input from a '
+                         f'{tuple(ref.shape)} one: it is not invertible')
     diff = rec - ref
     if not torch.isfinite(diff).all():
         return ReconstructionError(float('inf'), float('inf'), float('inf'))

@@ -1,3 +1,4 @@
 from .reconstruction_check_hook import ReconstructionCheckHook
+from .rng_state_hook import RNGStateHook
 
-__all__ = ['ReconstructionCheckHook']
+__all__ = ['RNGStateHook', 'ReconstructionCheckHook']

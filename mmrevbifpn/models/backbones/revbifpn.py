@@ -1,5 +1,7 @@
 """RevBiFPN backbone (Chiley et al. 2022, arXiv 2206.14098)."""
 import copy
+import math
+import numbers
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -103,10 +105,16 @@ class RevBiFPN(BaseModule):
         self.arch = self._parse_arch(arch)
         if drop_path_rate is None:
             drop_path_rate = self.arch['drop_path_rate']
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        if not (_is_number(drop_path_rate) and 0.0 <= drop_path_rate < 1.0):
+            raise ValueError(f'drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        if self.arch['channels'][0] < STEM_BLOCK**2 * in_channels:
+            raise ValueError(
+                f"arch channels[0]={self.arch['channels'][0]} is too small for "
+                f'in_channels={in_channels}: the stem stacks channels[0]/{STEM_BLOCK**2} '
+                'copies of the image channels, which must include every image channel '
+                f'to be invertible; use channels[0] >= {STEM_BLOCK**2 * in_channels}.')
         self.in_channels = in_channels
         self.channels = tuple(self.arch['channels'])
         self.num_layers = NUM_STREAMS - 1 + self.arch['depth']
@@ -152,7 +160,7 @@ class RevBiFPN(BaseModule):
         arch = copy.deepcopy(dict(arch))
         for key in ('channels', 'kernel_sizes', 'kernel_pads', 'expand_ratios',
                     'se_ratios'):
-            if len(arch[key]) != NUM_STREAMS:
+            if not isinstance(arch[key], (list, tuple)) or len(arch[key]) != NUM_STREAMS:
                 raise ValueError(f'arch[{key!r}] needs {NUM_STREAMS} values (one per '
                                  f'stream), got {arch[key]!r}')
         ch = arch['channels']
@@ -171,12 +179,26 @@ class RevBiFPN(BaseModule):
                 raise ValueError(
                     'arch kernel_sizes must be positive odd ints and kernel_pads even '
                     f"ints >= 0, got {arch['kernel_sizes']!r} / {arch['kernel_pads']!r}")
-        for e in arch['expand_ratios']:
-            if not e > 0:
-                raise ValueError(f"arch expand_ratios must be > 0, got {arch['expand_ratios']!r}")
+        ratios = arch['expand_ratios']
+        for e in ratios:
+            if not (_is_number(e) and math.isfinite(e) and e > 0):
+                raise ValueError(f'arch expand_ratios must be finite numbers > 0, got {ratios!r}')
+        # every MBConv needs a hidden width int(in_channels * ratio) >= 1: RevBlock
+        # halves (ch[s]/2, ratio[s]), down (ch[i], ratio[i]), up i -> j (ch[i], ratio[j])
+        widths = [(ch[s] // 2, ratios[s]) for s in range(NUM_STREAMS)] + [
+            (ch[i], ratios[j]) for i in range(NUM_STREAMS) for j in range(i)]
+        for c, e in widths:
+            if int(c * e) < 1:
+                raise ValueError(
+                    f'arch expand_ratios {ratios!r} too small for channels {ch!r}: an '
+                    f'MBConv with {c} input channels and expand ratio {e} would have '
+                    f'int({c} * {e}) = 0 hidden channels')
         for r in arch['se_ratios']:
-            if not 0 <= r <= 1:
-                raise ValueError(f"arch se_ratios must be in [0, 1], got {arch['se_ratios']!r}")
+            if not (_is_number(r) and 0 <= r <= 1):
+                raise ValueError(f"arch se_ratios must be numbers in [0, 1], got {arch['se_ratios']!r}")
+        dpr = arch['drop_path_rate']
+        if not (_is_number(dpr) and 0.0 <= dpr < 1.0):
+            raise ValueError(f'arch drop_path_rate must be a number in [0, 1), got {dpr!r}')
         return arch
 
     @staticmethod
@@ -247,11 +269,29 @@ class RevBiFPN(BaseModule):
                 f'has {x.shape[1]} channels; convert the images or set in_channels.')
         h, w = x.shape[-2:]
         d = self.size_divisor
-        if h % d or w % d:
+        if h % d or w % d or not h or not w:
             raise ValueError(
-                f'RevBiFPN needs H and W to be multiples of {d}, got {h}x{w}. Pad or '
-                f'resize the input (e.g. to {-(-h // d) * d}x{-(-w // d) * d}); in '
-                f'MMDetection set pad_size_divisor={d} in the data preprocessor.')
+                f'RevBiFPN needs H and W to be positive multiples of {d}, got {h}x{w}. '
+                f'Pad or resize the input (e.g. to {max(-(-h // d), 1) * d}x'
+                f'{max(-(-w // d), 1) * d}); in MMDetection set pad_size_divisor={d} '
+                'in the data preprocessor.')
+        if not x.is_floating_point():
+            raise ValueError(f'RevBiFPN expects a floating-point input, got {x.dtype}; '
+                             'normalise the images first (the data preprocessor does).')
+        param = next(self.parameters(), None)
+        if param is not None and x.device != param.device:
+            raise ValueError(f'the input is on {x.device} but RevBiFPN is on {param.device}')
+        if param is not None and x.dtype != param.dtype and (
+                x.dtype == torch.float64  # autocast does not cast float64
+                or not torch.is_autocast_enabled(x.device.type)):
+            raise ValueError(f'the input is {x.dtype} but RevBiFPN is {param.dtype}; cast '
+                             'one to the other (or run under torch.autocast)')
+        if x.shape[0] * (h // d) * (w // d) == 1 and any(
+                isinstance(m, _BatchNorm) and m.training for m in self.modules()):
+            raise ValueError(
+                f'a single {h}x{w} image gives training-mode BatchNorm one value per '
+                f'channel at stride {d}: use a batch of 2 or more, larger images, '
+                'norm_eval=True or eval mode.')
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         self.check_input(x)
@@ -316,6 +356,10 @@ class RevBiFPN(BaseModule):
             super().init_weights()
             return
         reference_init(self)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def reference_init(module: nn.Module) -> None:
