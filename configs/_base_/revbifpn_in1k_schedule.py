@@ -26,6 +26,9 @@ auto_scale_lr = dict(base_batch_size=512)
 # iteration (BatchNorm statistics averaged too, as in timm/TF). The hook swaps the EMA
 # weights in for validation and testing and saves them as the checkpoint's state_dict
 # (the raw weights go to 'ema_state_dict').
+# RNGStateHook stores the random generators in checkpoints so --resume continues
+# exactly (stochastic depth, dropout, mixup draws).
 custom_hooks = [
-    dict(type='EMAHook', momentum=1e-4, update_buffers=True, priority='ABOVE_NORMAL')
+    dict(type='EMAHook', momentum=1e-4, update_buffers=True, priority='ABOVE_NORMAL'),
+    dict(type='RNGStateHook'),
 ]

@@ -42,12 +42,17 @@ class AdditiveCoupling:
         self.targets = {i: [j for j in self.order if (i, j) in self.transforms]
                         for i in self.order}
 
+    # Transform outputs are cast to the streams' dtype: under autocast a transform
+    # returns bf16/fp16, and a new stream built from it would otherwise be stored, and
+    # inverted, in low precision.
+
     def forward(self, xs: Streams, replay=None) -> Streams:
+        dtype = xs[0].dtype
         out: List[Optional[Tensor]] = [
             xs[j] if j < self.num_inputs else None for j in range(self.num_outputs)]
         for i in self.order:
             for j in self.targets[i]:
-                t = call(replay, self.transforms[(i, j)], xs[i])
+                t = call(replay, self.transforms[(i, j)], xs[i]).to(dtype)
                 out[j] = t if out[j] is None else out[j] + t
         return out
 
@@ -58,7 +63,7 @@ class AdditiveCoupling:
                 continue
             for j in self.targets[i]:
                 if j < self.num_inputs:
-                    xs[j] = xs[j] - self.transforms[(i, j)](xs[i])
+                    xs[j] = xs[j] - self.transforms[(i, j)](xs[i]).to(xs[j].dtype)
         return xs
 
     def backward_pass(self, ys: Streams, dys: Streams, replay,
@@ -67,6 +72,7 @@ class AdditiveCoupling:
         # transform gives both its output (to invert) and its vector-Jacobian product.
         xs = list(ys[:self.num_inputs])
         dxs = list(dys[:self.num_inputs])
+        dtype = xs[0].dtype
         for i in self.order:
             targets = self.targets[i] if i < self.num_inputs else []
             if not targets:
@@ -74,7 +80,8 @@ class AdditiveCoupling:
             x_i = xs[i].detach().requires_grad_(True)
             params = [p for j in targets for p in trainable(self.transforms[(i, j)])]
             with torch.enable_grad():
-                outs = [call(replay, self.transforms[(i, j)], x_i) for j in targets]
+                outs = [call(replay, self.transforms[(i, j)], x_i).to(dtype)
+                        for j in targets]
             grads = torch.autograd.grad(
                 outs, [x_i] + params, grad_outputs=[dys[j] for j in targets],
                 allow_unused=True)

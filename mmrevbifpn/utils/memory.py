@@ -1,6 +1,6 @@
 """Deterministic accounting of the memory a training forward leaves for backward."""
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn

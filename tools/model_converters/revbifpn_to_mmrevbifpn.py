@@ -73,6 +73,9 @@ def atomic_save(obj, dst: str) -> None:
     directory = osp.dirname(osp.abspath(dst))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dst) + '.', dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give DST the usual mode
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
