@@ -121,10 +121,13 @@ class FlopCounterMode(TorchFunctionMode):
         self._stack = ['']
         self._handles = []
         for name, module in (scopes or {}).items():
-            self._handles.append(module.register_forward_pre_hook(
-                lambda m, a, name=name: self._stack.append(name)))
-            self._handles.append(module.register_forward_hook(
-                self._pop_scope, always_call=True))
+            # every sub-module pushes the scope: a part may be run through a method
+            # other than __call__ (e.g. mmdet's ``roi_head.forward(...)``)
+            for sub in module.modules():
+                self._handles.append(sub.register_forward_pre_hook(
+                    lambda m, a, name=name: self._stack.append(name)))
+                self._handles.append(sub.register_forward_hook(
+                    self._pop_scope, always_call=True))
 
     def _pop_scope(self, module, args, output) -> None:
         self._stack.pop()
@@ -177,7 +180,11 @@ class FlopResult:
         return dict(out)
 
     def scope_names(self):
-        return [s for s in self.params if s]
+        """Named parts, then ``''`` (calls outside every part) if it has counts."""
+        names = [s for s in self.params if s]
+        if names and self.total('macs', ['']) + self.total('paper', ['']):
+            names.append('')
+        return names
 
 
 def count_params(module: nn.Module) -> int:
