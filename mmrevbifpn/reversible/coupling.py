@@ -7,6 +7,10 @@ from torch import Tensor, nn
 from .base import GradSink, Streams, call, trainable
 
 
+def _promote(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return t.to(torch.promote_types(t.dtype, dtype))
+
+
 class AdditiveCoupling:
     """``y_j = x_j + sum_i T_ij(x_i)``, every transform reading the *original* inputs.
 
@@ -42,9 +46,9 @@ class AdditiveCoupling:
         self.targets = {i: [j for j in self.order if (i, j) in self.transforms]
                         for i in self.order}
 
-    # Transform outputs are cast to the streams' dtype: under autocast a transform
-    # returns bf16/fp16, and a new stream built from it would otherwise be stored, and
-    # inverted, in low precision.
+    # Under autocast a transform returns bf16/fp16; a new stream built from it would be
+    # stored, and inverted, in low precision. Transform outputs are therefore promoted
+    # to (at least) the streams' dtype, in the forward, the inverse and the backward.
 
     def forward(self, xs: Streams, replay=None) -> Streams:
         dtype = xs[0].dtype
@@ -52,7 +56,7 @@ class AdditiveCoupling:
             xs[j] if j < self.num_inputs else None for j in range(self.num_outputs)]
         for i in self.order:
             for j in self.targets[i]:
-                t = call(replay, self.transforms[(i, j)], xs[i]).to(dtype)
+                t = _promote(call(replay, self.transforms[(i, j)], xs[i]), dtype)
                 out[j] = t if out[j] is None else out[j] + t
         return out
 
@@ -63,7 +67,7 @@ class AdditiveCoupling:
                 continue
             for j in self.targets[i]:
                 if j < self.num_inputs:
-                    xs[j] = xs[j] - self.transforms[(i, j)](xs[i]).to(xs[j].dtype)
+                    xs[j] = xs[j] - _promote(self.transforms[(i, j)](xs[i]), xs[j].dtype)
         return xs
 
     def backward_pass(self, ys: Streams, dys: Streams, replay,
@@ -80,7 +84,7 @@ class AdditiveCoupling:
             x_i = xs[i].detach().requires_grad_(True)
             params = [p for j in targets for p in trainable(self.transforms[(i, j)])]
             with torch.enable_grad():
-                outs = [call(replay, self.transforms[(i, j)], x_i).to(dtype)
+                outs = [_promote(call(replay, self.transforms[(i, j)], x_i), dtype)
                         for j in targets]
             grads = torch.autograd.grad(
                 outs, [x_i] + params, grad_outputs=[dys[j] for j in targets],
