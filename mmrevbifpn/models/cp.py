@@ -1,11 +1,22 @@
 """Gradient checkpointing that updates BatchNorm statistics once per step."""
 from contextlib import nullcontext
+from typing import Iterable
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..reversible import frozen_norm_stats
+
+
+def checkpoint_once_norm(fn, *inputs, modules: Iterable[nn.Module]):
+    """``torch.utils.checkpoint`` of ``fn(*inputs)`` (non-reentrant) whose recomputation
+    leaves the BatchNorm running statistics of ``modules`` untouched."""
+    modules = list(modules)
+    return checkpoint(
+        fn, *inputs, use_reentrant=False,
+        context_fn=lambda: (nullcontext(), frozen_norm_stats(
+            m for mod in modules for m in mod.modules())))
 
 
 def checkpointed(module: nn.Module, x: Tensor, enabled: bool = True) -> Tensor:
@@ -17,6 +28,4 @@ def checkpointed(module: nn.Module, x: Tensor, enabled: bool = True) -> Tensor:
     if not (enabled and torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in module.parameters()))):
         return module(x)
-    return checkpoint(
-        module, x, use_reentrant=False,
-        context_fn=lambda: (nullcontext(), frozen_norm_stats(module.modules())))
+    return checkpoint_once_norm(module, x, modules=[module])

@@ -1,7 +1,6 @@
 """Interface shared by every reversible operation on a list of feature streams."""
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor, nn
 
 Streams = List[Tensor]

@@ -8,7 +8,7 @@ its outputs while recomputing the transforms, and returns the gradients of the i
 ``torch.autograd.grad`` and DDP's gradient hooks see them like any other leaf.
 """
 from contextlib import ExitStack
-from typing import List, Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor, nn

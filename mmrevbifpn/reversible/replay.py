@@ -1,8 +1,7 @@
 """Per-call record of what a reversible forward must replay during its backward."""
 from contextlib import nullcontext
-from typing import Dict, Optional
+from typing import Dict
 
-import torch
 from torch import Tensor, nn
 
 from .state import AutocastState, RNGState, is_stochastic

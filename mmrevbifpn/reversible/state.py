@@ -6,7 +6,7 @@ same stochastic-depth / dropout masks and runs under the same autocast policy as
 forward pass, without touching the global RNG seen by the rest of the program.
 """
 from contextlib import ExitStack, contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List
 
 import torch
 from torch import Tensor, nn

@@ -1,5 +1,5 @@
 """The classification model in this project's layout, for checking checkpoints."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import nn

@@ -2,7 +2,6 @@
 import copy
 import math
 import numbers
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -10,12 +9,12 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
 from ...registry import MODELS
 from ...reversible import (RevBlock, RevSilo, ReversibleModule,
-                           SpaceToDepthStem, StreamBlocks, frozen_norm_stats, is_stochastic,
+                           SpaceToDepthStem, StreamBlocks, is_stochastic,
                            reversible_forward)
+from ..cp import checkpoint_once_norm
 from ..layers import MBConv, UpsampledMBConv
 
 NUM_STREAMS = 4
@@ -300,8 +299,7 @@ class RevBiFPN(BaseModule):
         elif self.with_cp and torch.is_grad_enabled() and self.training:
             outs = [x]
             for op_group in self._checkpoint_groups():
-                outs = checkpoint(_run_ops, op_group, *outs, use_reentrant=False,
-                                  context_fn=_norm_frozen_recompute(op_group))
+                outs = checkpoint_once_norm(_run_ops, op_group, *outs, modules=op_group)
                 outs = list(outs)
         else:
             outs = [x]
@@ -381,11 +379,3 @@ def _run_ops(ops, *xs):
     for op in ops:
         xs = op(xs)
     return tuple(xs)
-
-
-def _norm_frozen_recompute(ops):
-    from contextlib import nullcontext
-
-    def context_fn():
-        return nullcontext(), frozen_norm_stats(m for op in ops for m in op.modules())
-    return context_fn

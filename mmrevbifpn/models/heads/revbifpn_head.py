@@ -1,7 +1,6 @@
 """The RevBiFPN classification head (paper Fig. 13, spec section 6)."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS

@@ -1,7 +1,6 @@
 """Per-level MBConv transforms after the RevBiFPN backbone (spec section 5)."""
 from typing import List, Optional, Sequence, Tuple, Union
 
-import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
