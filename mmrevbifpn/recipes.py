@@ -27,6 +27,11 @@ Each number has exactly one home: resolution and head dropout (Table 6) live in
 (Table 7) in :data:`TABLE7` below. ``configs/revbifpn_s*_8xb64_in1k.py`` fill their
 shared ``_base_`` from :func:`in1k_variant_cfg`, so correcting a value is one edit here.
 
+.. warning:: The weight decay, RandAugment N, mixup and CutMix columns were entered
+   without the paper's Table 7 at hand (``shared/spec`` does not list them; only the
+   resolution, head dropout and stochastic-depth columns are confirmed by it). Verify
+   them against Table 7 before a production run.
+
 Not stated in the paper, chosen as the usual ImageNet practice (see
 ``docs/classification.md``): the test-time crop ratio (0.875: resize the short edge to
 ``res / 0.875``, centre-crop ``res``), bicubic resizing, and SGD without Nesterov.
