@@ -52,6 +52,24 @@ def prepare(cfg, config_path: str) -> str:
     return scope
 
 
+def load_cfg(args):
+    """The config of ``args.config`` with ``--cfg-options``, ``--launcher`` and
+    ``--work-dir`` applied (CLI > config > ``work_dirs/<config name>``); returns
+    ``(cfg, scope)`` with the config's toolbox imported and registered."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    scope = prepare(cfg, args.config)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg, scope
+
+
 def _datasets(ds) -> Iterator[dict]:
     """A dataset config and the ones it wraps (RepeatDataset, ConcatDataset, ...)."""
     if not isinstance(ds, dict):

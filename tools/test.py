@@ -17,10 +17,10 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _toolbox import check_data, init, prepare  # noqa: E402
+from _toolbox import check_data, init, load_cfg  # noqa: E402
 
 init()
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -73,41 +73,23 @@ def trigger_visualization_hook(cfg, args, scope: str):
             'VisualizationHook must be included in default_hooks. Refer to the '
             "usage 'visualization=dict(type='VisualizationHook')'")
     vis = hooks['visualization']
-    if scope == 'mmdet':
-        vis['draw'] = True
-        if args.show:
-            vis['show'] = True
-            vis['wait_time'] = args.wait_time
-        if args.show_dir:
-            vis['test_out_dir'] = args.show_dir
-    elif scope == 'mmseg':
-        vis['draw'] = True
-        if args.show:
-            vis['show'] = True
-            vis['wait_time'] = args.wait_time
-        if args.show_dir:
+    # the toolboxes name the switch and the output folder differently
+    switch, out_dir = {'mmdet': ('draw', 'test_out_dir'), 'mmseg': ('draw', None),
+                       'mmpretrain': ('enable', 'out_dir')}[scope]
+    vis[switch] = True
+    if args.show:
+        vis['show'] = True
+        vis['wait_time'] = args.wait_time
+    if args.show_dir:
+        if out_dir is None:  # mmseg: the visualizer's save_dir
             cfg.visualizer['save_dir'] = args.show_dir
-    else:  # mmpretrain
-        vis['enable'] = True
-        if args.show:
-            vis['show'] = True
-            vis['wait_time'] = args.wait_time
-        if args.show_dir:
-            vis['out_dir'] = args.show_dir
+        else:
+            vis[out_dir] = args.show_dir
     return cfg
 
 
 def build_cfg(args):
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    scope = prepare(cfg, args.config)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg, scope = load_cfg(args)
 
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise SystemExit(f'error: checkpoint {args.checkpoint} does not exist')
