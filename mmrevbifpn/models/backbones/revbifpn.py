@@ -302,9 +302,7 @@ class RevBiFPN(BaseModule):
                 outs = checkpoint_once_norm(_run_ops, op_group, *outs, modules=op_group)
                 outs = list(outs)
         else:
-            outs = [x]
-            for op in self.ops:
-                outs = op(outs)
+            outs = _run_ops(self.ops, x)
         return tuple(outs[i] for i in self.out_indices)
 
     def _checkpoint_groups(self) -> List[List[ReversibleModule]]:
