@@ -20,7 +20,8 @@ from typing import List, NamedTuple, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..reversible import GradSink, Replay, ReversibleModule, frozen_norm_stats
+from ..reversible import (GradSink, Replay, ReversibleModule, frozen_norm_stats,
+                          module_facts)
 
 OpsLike = Union[nn.Module, Sequence[ReversibleModule]]
 
@@ -57,11 +58,13 @@ def reconstruct_input(model: OpsLike, x: Tensor) -> Tensor:
     with ExitStack() as stack:
         stack.enter_context(torch.random.fork_rng(
             devices=devices, device_type=x.device.type if devices else 'cuda'))
-        stack.enter_context(frozen_norm_stats(m for op in ops for m in op.modules()))
+        stack.enter_context(frozen_norm_stats(
+            m for op in ops for m in module_facts(op).norms))
         stack.enter_context(torch.no_grad())
         xs = [x]
         for op in ops:
             xs = op(xs, replay)
+        replay.cap_norm_stats(xs)
         dys = [torch.zeros_like(y) for y in xs]
         replay.replaying = True
         sink = GradSink()  # parameter gradients of the zero cotangents: discarded

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..reversible import frozen_norm_stats
+from ..reversible import frozen_norm_stats, module_facts
 
 
 def checkpoint_once_norm(fn, *inputs, modules: Iterable[nn.Module]):
@@ -16,7 +16,7 @@ def checkpoint_once_norm(fn, *inputs, modules: Iterable[nn.Module]):
     return checkpoint(
         fn, *inputs, use_reentrant=False,
         context_fn=lambda: (nullcontext(), frozen_norm_stats(
-            m for mod in modules for m in mod.modules())))
+            m for mod in modules for m in module_facts(mod).norms)))
 
 
 def checkpointed(module: nn.Module, x: Tensor, enabled: bool = True) -> Tensor:
@@ -26,6 +26,6 @@ def checkpointed(module: nn.Module, x: Tensor, enabled: bool = True) -> Tensor:
     statistics see one update per training step as without checkpointing.
     """
     if not (enabled and torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in module.parameters()))):
+            x.requires_grad or module_facts(module).any_trainable())):
         return module(x)
     return checkpoint_once_norm(module, x, modules=[module])

@@ -23,10 +23,6 @@ class GradSink:
                 self.grads[p] = g
 
 
-def trainable(module: nn.Module) -> List[nn.Parameter]:
-    return [p for p in module.parameters() if p.requires_grad]
-
-
 class ReversibleModule(nn.Module):
     """A bijection between lists of streams that can also back-propagate by inversion.
 

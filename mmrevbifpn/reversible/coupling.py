@@ -4,7 +4,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .base import GradSink, Streams, call, trainable
+from .base import GradSink, Streams, call
+from .facts import module_facts
 
 
 def _promote(t: Tensor, dtype: torch.dtype) -> Tensor:
@@ -82,7 +83,8 @@ class AdditiveCoupling:
             if not targets:
                 continue
             x_i = xs[i].detach().requires_grad_(True)
-            params = [p for j in targets for p in trainable(self.transforms[(i, j)])]
+            params = [p for j in targets
+                      for p in module_facts(self.transforms[(i, j)]).trainable()]
             with torch.enable_grad():
                 outs = [_promote(call(replay, self.transforms[(i, j)], x_i), dtype)
                         for j in targets]

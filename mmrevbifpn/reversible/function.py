@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import GradSink, ReversibleModule, Streams
+from .facts import module_facts
 from .replay import Replay
 from .state import frozen_norm_stats
 
@@ -28,13 +29,13 @@ class _RunInfo:
         self.num_inputs = num_inputs
         self.params = list(params)
         self.recompute_updates_norm = recompute_updates_norm
-        self.replay = Replay(device_type)
+        self.replay = Replay(device_type, reuse_norm_stats=not recompute_updates_norm)
         self.param_versions = [p._version for p in self.params]
         # Backward work stops at the first op (from the input side) after which
         # nothing needs a gradient: frozen early stages cost no recomputation.
         self.first_trainable_op = next(
-            (k for k, op in enumerate(self.ops)
-             if any(p.requires_grad for p in op.parameters())), len(self.ops))
+            (k for k, op in enumerate(self.ops) if module_facts(op).any_trainable()),
+            len(self.ops))
 
 
 class ReversibleFunction(torch.autograd.Function):
@@ -46,6 +47,7 @@ class ReversibleFunction(torch.autograd.Function):
             xs = op(xs, info.replay)
         inputs = {id(t) for t in tensors}
         ys = tuple(y.clone() if id(y) in inputs else y for y in xs)
+        info.replay.cap_norm_stats(ys)
         ctx.info = info
         ctx.save_for_backward(*ys)
         return ys
@@ -89,7 +91,7 @@ class ReversibleFunction(torch.autograd.Function):
             stack.enter_context(info.replay.autocast.restore())
             if not info.recompute_updates_norm:
                 stack.enter_context(frozen_norm_stats(
-                    m for op in info.ops[stop:] for m in op.modules()))
+                    m for op in info.ops[stop:] for m in module_facts(op).norms))
             for k in range(len(info.ops) - 1, stop - 1, -1):
                 ys, dys = info.ops[k].backward_pass(ys, dys, info.replay, sink)
         input_grads = [dx if needs_input_grad else None for dx in dys] \
@@ -111,7 +113,7 @@ def reversible_forward(ops: Sequence[ReversibleModule], xs: Streams,
             during recomputation (the authors' behaviour: two updates per step).
             Default False: one update per step, as with plain autograd.
     """
-    params = [p for op in ops for p in op.parameters()]
+    params = [p for op in ops for p in module_facts(op).params]
     if not torch.is_grad_enabled() or not (
             any(x.requires_grad for x in xs) or any(p.requires_grad for p in params)):
         for op in ops:

@@ -15,6 +15,8 @@ from torch.utils.checkpoint import (_get_autocast_kwargs, _get_device_module,
                                     _infer_device_type, get_device_states,
                                     set_device_states)
 
+from .facts import module_facts
+
 __all__ = ['AutocastState', 'RNGState', 'is_stochastic', 'frozen_norm_stats']
 
 
@@ -73,14 +75,7 @@ def _device_available(device_type: str) -> bool:
 
 def is_stochastic(module: nn.Module) -> bool:
     """Whether a forward of ``module`` consumes random numbers in its current mode."""
-    for m in module.modules():
-        if not m.training:
-            continue
-        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
-            return True
-        if getattr(m, 'drop_prob', 0.0) > 0:  # DropPath and friends
-            return True
-    return False
+    return module_facts(module).stochastic()
 
 
 @contextmanager
