@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmrevbifpn.models import RevBiFPN
-from mmrevbifpn.reversible import frozen_norm_stats, norm_stats
+from mmrevbifpn.reversible import (RevBlock, frozen_norm_stats, norm_stats,
+                                   reversible_forward)
 from mmrevbifpn.reversible.norm_stats import _NormalizeWithStats
 from mmrevbifpn.utils import backbone_saved_bytes, tensor_bytes
 
@@ -201,3 +202,28 @@ def test_norm_layers_are_left_as_they_were(reuse_everything):
     assert len(calls) == 2  # forward and recompute both ran the user's forward
     assert own.__dict__['forward'] is users_forward
     assert all('forward' not in m.__dict__ for m in norms[1:])
+
+
+class ChangesItsMind(nn.Module):
+    """Runs two BatchNorms in the forward but skips the first when called again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wide, self.narrow = nn.Conv2d(2, 4, 1), nn.Conv2d(4, 2, 1)
+        self.norm_wide, self.norm_narrow = nn.BatchNorm2d(4), nn.BatchNorm2d(2)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        h = self.wide(x)
+        if self.calls == 1:
+            h = self.norm_wide(h)
+        return self.norm_narrow(self.narrow(h))
+
+
+def test_recompute_that_changes_its_batchnorm_calls_is_reported(reuse_everything):
+    block = RevBlock(ChangesItsMind(), nn.Conv2d(2, 2, 1)).train()
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    (y, ) = reversible_forward([block], [x])
+    with pytest.raises(RuntimeError, match='different order'):
+        y.sum().backward()

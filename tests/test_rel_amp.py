@@ -21,8 +21,8 @@ from ._rel_utils import one_thread  # noqa: E402,F401
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 # Documented tolerances (S0, 64x64, batch 4, train mode, stochastic depth 0.1).
-# Measured: rel. L2 0.038 / cosine 0.9993 (reversible vs plain, both bf16),
-# 0.057 / 0.9984 (reversible bf16 vs plain fp32); plain bf16 vs fp32: 0.046 / 0.9989.
+# Measured: rel. L2 0.039 / cosine 0.9993 (reversible vs plain, both bf16),
+# 0.058 / 0.9983 (reversible bf16 vs plain fp32); plain bf16 vs fp32: 0.046 / 0.9989.
 BF16_REL_L2 = 0.1
 BF16_COSINE = 0.995
 FP32_REL_L2 = 1e-4
@@ -68,7 +68,7 @@ def test_bf16_gradients_within_documented_tolerance(gradient_errors, pair):
 
 
 def test_bf16_reconstruction_error_is_measured_and_bounded():
-    """bf16 reconstruction is far less exact than fp32 (docs: ~0.12 of max|x| in train
+    """bf16 reconstruction is far less exact than fp32 (docs: ~0.13 of max|x| in train
     mode at init on small images); streams stay float32, so it stays well below 1."""
     x, _ = figures.inputs(64, 2)
     model = figures.build('s0', drop_path_rate=0.1)

@@ -83,16 +83,8 @@ class _NormalizeWithStats(torch.autograd.Function):
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 ctx.needs_input_grad[2]]
         grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            grad_out.contiguous(memory_format=_memory_format(x)), x, weight, None, None,
-            mean, invstd, True, ctx.eps, mask)
+            grad_out, x, weight, None, None, mean, invstd, True, ctx.eps, mask)
         return grad_x, grad_w, grad_b, None, None, None
-
-
-def _memory_format(x: Tensor) -> torch.memory_format:
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-            and not x.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 class BatchStats(TorchFunctionMode):
