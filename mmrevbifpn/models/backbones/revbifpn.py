@@ -41,7 +41,8 @@ class RevBiFPN(BaseModule):
     blocks per stream and one RevSilo (the first three grow the pyramid from 1 to 4
     streams). Every operation is invertible, so in training the backbone stores only
     its output pyramid and recomputes everything else by inversion in the backward
-    pass: activation memory does not grow with depth.
+    pass: activation memory does not grow with depth. (The recompute also reuses the
+    forward's BatchNorm batch statistics, kept within 1 % of the pyramid.)
 
     Args:
         arch (str | dict): ``'s0'`` ... ``'s6'`` or a dict with the keys of
@@ -62,8 +63,9 @@ class RevBiFPN(BaseModule):
             (``torch.utils.checkpoint``), the usual memory-saving alternative.
         recompute_updates_norm (bool): let BatchNorm update its running statistics
             again during reversible recomputation, as the authors' code does (two
-            updates per step). Default False: one update per step, identical to
-            plain autograd.
+            updates per step; the recompute then computes its batch statistics
+            again instead of reusing the forward's). Default False: one update per
+            step, identical to plain autograd.
         norm_cfg (dict): normalisation layers. Default: BN with eps 1e-3,
             momentum 0.1.
         init_cfg (dict | list[dict], optional): initialisation config; ``None``
