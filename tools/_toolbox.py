@@ -135,3 +135,10 @@ def check_data(cfg, phases: Iterable[str]) -> None:
             '\nPaths are relative to the current directory. Put the data there (e.g. '
             'link your COCO copy to data/coco) or override the paths, e.g. '
             '--cfg-options train_dataloader.dataset.data_root=/path/to/coco/')
+
+
+def build_runner(cfg):
+    """The runner a config asks for (``runner_type``), else mmengine's ``Runner``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -17,7 +17,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _toolbox import check_data, init, load_cfg  # noqa: E402
+from _toolbox import build_runner, check_data, init, load_cfg  # noqa: E402
 
 init()
 from mmengine.config import DictAction  # noqa: E402
@@ -119,14 +119,7 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     cfg, scope = build_cfg(args)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
 
     if args.out is not None and scope != 'mmseg':
         if scope == 'mmdet':
