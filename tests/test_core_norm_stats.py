@@ -16,7 +16,7 @@ from mmrevbifpn.reversible import (RevBlock, frozen_norm_stats, norm_stats,
 from mmrevbifpn.reversible.norm_stats import _NormalizeWithStats
 from mmrevbifpn.utils import backbone_saved_bytes, tensor_bytes
 
-from .test_core_gradients import input_of, make, max_rel, step
+from .test_core_gradients import input_of, loss_of, make, max_rel, step
 
 
 @pytest.fixture
@@ -227,3 +227,18 @@ def test_recompute_that_changes_its_batchnorm_calls_is_reported(reuse_everything
     (y, ) = reversible_forward([block], [x])
     with pytest.raises(RuntimeError, match='different order'):
         y.sum().backward()
+
+
+@pytest.mark.parametrize('kw', [dict(frozen_stages=2), dict(norm_eval=True)])
+def test_frozen_stages_and_eval_norms_with_reuse_equal_plain(kw, reuse_everything):
+    x = input_of(torch.float64, False)
+    rev, plain = make('s0', True, **kw), make('s0', False, **kw)
+    grads = []
+    for model in (rev, plain):
+        torch.manual_seed(0)
+        loss_of(model(x)).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    assert max_rel(*grads) <= 1e-10
+    for b_rev, b_plain in zip(rev.buffers(), plain.buffers()):
+        torch.testing.assert_close(b_rev, b_plain, rtol=1e-12, atol=1e-12)
